@@ -1,0 +1,43 @@
+# ketenbus — each target works on a fresh machine by itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo bench clean tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check schemas streams connectors tests bench
+	$(BIN)/ruff format --check schemas streams connectors tests bench
+	$(BIN)/mypy
+
+# promtool and prometheus (Debian's package prometheus) for the alert-rule and scrape tests;
+# installed only when missing, and the service the package may start is stopped again.
+tools:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
+	  { $$SUDO service prometheus stop >/dev/null 2>&1 || true; }; }
+
+test: tools lint
+	$(BIN)/ketenbus schemas check
+	$(BIN)/ketenbus policy check
+	$(BIN)/python -m pytest -q tests
+
+demo: $(STAMP)
+	$(BIN)/ketenbus demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

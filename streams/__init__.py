@@ -1,0 +1,1 @@
+"""The bus runtime: broker, topics, policy, router, timers, metrics and the CLI."""

@@ -1,0 +1,42 @@
+"""One settings object for every process, read from `KETENBUS_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KETENBUS_", extra="ignore")
+
+    bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset means: start the embedded broker."
+    )
+    policy_file: Path = REPO_ROOT / "policy" / "verstrekkingen.yaml"
+    termijnen_file: Path = REPO_ROOT / "policy" / "termijnen.yaml"
+    partitions: int = Field(3, ge=1, description="Partitions per topic when ketenbus provisions them.")
+    replication: int = Field(1, ge=1)
+    metrics_port: int = Field(0, ge=0, description="0 picks a free port.")
+    metrics_addr: str = Field("127.0.0.1", description="Address /metrics binds to; 0.0.0.0 in a container.")
+    app_id: str = "ketenbus"
+    # Short group timeouts: the embedded broker joins a group only after the poll interval.
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    max_poll_interval_s: float = 5.0
+    router_batch_size: int = Field(2000, ge=1)
+    router_batch_within_s: float = Field(0.02, gt=0)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    log_level: str = "INFO"
+    clock: Literal["wall", "virtual"] = Field(
+        "wall", description="wall: live; virtual: time moves only with tick records (replay)."
+    )
+    sweep_interval_s: float = Field(1.0, gt=0, description="Live: how often due deadlines are fired.")
