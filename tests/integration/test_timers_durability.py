@@ -78,4 +78,7 @@ def test_every_pending_deadline_fires_once_across_a_sigkill(bus: IsolatedBus) ->
 
     bus.tap.wait(lambda t: len(set(om_escalations(t))) == CASES, message="every escalation delivered to om")
     assert set(om_escalations(bus.tap)) == set(after)
-    print(f"escalations: {CASES}, duplicates on the wire after SIGKILL: {duplicates}, ticks resent: {bus.clock.resent}")
+    print(
+        f"escalations: {CASES}, duplicates on the wire after SIGKILL: {duplicates},"
+        f" ticks resent: {bus.clock.resent}"
+    )
