@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
 DEFAULT_SEED = 3  # with 40 cases this run misses every deadline kind at least once
 
@@ -59,7 +64,67 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service(module: str) -> Callable[[Any, threading.Event], None]:
+    """A connector's `run(settings, stop)`, imported when `ketenbus up` starts it."""
+
+    def run(settings: Any, stop: threading.Event) -> None:
+        importlib.import_module(f"connectors.{module}").run(settings, stop)
+
+    return run
+
+
+def _serve_alone(module: str, args: argparse.Namespace) -> int:
+    """Run one connector in the foreground until SIGINT/SIGTERM."""
+    from streams import logs, metrics
+    from streams.settings import Settings
+
+    settings = Settings(**({"bootstrap": args.bootstrap} if getattr(args, "bootstrap", None) else {}))
+    if module != "register" and not settings.bootstrap:
+        print(f"ketenbus {args.command}: give --bootstrap (or KETENBUS_BOOTSTRAP)", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, settings.metrics_addr)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    importlib.import_module(f"connectors.{module}").run(settings, stop)
+    return 0
+
+
+def cmd_inzage(args: argparse.Namespace) -> int:
+    from connectors import inzage
+    from streams.settings import Settings
+
+    overrides = {"pg_dsn": args.dsn} if args.dsn else {}
+    return int(inzage.run(args.persoon_ref, args.format, Settings(**overrides)))
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from connectors.openapi import document
+
+    print(json.dumps(document(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    from streams.cli import UP_SERVICES
+
+    for module, role in (("ingress", "ingress"), ("webhook", "webhooks"), ("register", "register")):
+        UP_SERVICES[role] = _service(module)
+    for module, name, help_ in (
+        ("ingress", "ingress", "Run the HTTP ingress (POST /v1/events) against a running bus."),
+        ("webhook", "webhooks", "Deliver partners' outboxes to their HTTPS endpoints (KETENBUS_WEBHOOKS)."),
+        ("register", "register", "Write keten.verstrekkingen to the PostgreSQL register (KETENBUS_PG_DSN)."),
+    ):
+        p = add(name, lambda a, m=module: _serve_alone(m, a), help_)
+        p.add_argument("--bootstrap", default=None, help="the running bus (default: KETENBUS_BOOTSTRAP)")
+        p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    p = add("inzage", cmd_inzage, "Every registered disclosure about one person (AVG art. 15).")
+    p.add_argument("persoon_ref", help="the pseudonymous person reference")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--dsn", default=None, help="register database (default: KETENBUS_PG_DSN)")
+    add("openapi", cmd_openapi, "Print the OpenAPI 3.1 document of the HTTP ingress.")
     p = add("replay", cmd_replay, "Run scenario files (*.yaml, directories) or recordings (*.jsonl).")
     p.add_argument("paths", nargs="+", help="scenario files, directories of them, or recordings (.jsonl)")
     p.add_argument("--junit", default=None, help="write a JUnit XML report here")

@@ -106,6 +106,15 @@ def model_for(family_name: str) -> type[EventModel]:
     return _models()[family_name]
 
 
+@cache
+def projection_model(family_name: str, released: frozenset[str]) -> type[EventModel]:
+    """The model of what one recipient receives of a family: the released fields (and the
+    required ones), nothing else. Built from the same projected schema the router writes."""
+    fam = family(family_name)
+    schema = fam.projection(released)
+    return _Builder().record(schema, schema["namespace"])
+
+
 def validate(fam: Family, data: dict[str, Any]) -> EventModel:
     """Validate `data` against the family's model; raises pydantic.ValidationError."""
     return model_for(fam.name).model_validate(data)

@@ -42,13 +42,25 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Services an outer layer (the connectors) adds to `ketenbus up --roles`: name -> run(settings,
+#: stop). Each runs in a thread of its own; the settings it gets name the bootstrap in use.
+UP_SERVICES: dict[str, Callable[[Settings, threading.Event], None]] = {}
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from streams import lag, logs, metrics, topics
-    from streams.app import create_app
+    from streams.app import ROLES, create_app
     from streams.broker import bootstrap_or_embedded
 
     settings = _settings(args)
-    roles = args.roles.split(",")
+    roles = [r for r in args.roles.split(",") if r]
+    if settings.ingress_port is not None and "ingress" not in roles:
+        roles.append("ingress")  # KETENBUS_INGRESS_PORT makes the ingress part of the bus
+    unknown = [r for r in roles if r not in ROLES and r not in UP_SERVICES]
+    if unknown or not roles:
+        print(f"unknown roles {unknown}; known: {', '.join((*ROLES, *UP_SERVICES))}", file=sys.stderr)
+        return 2
+    faust_roles = [r for r in roles if r in ROLES]
     logs.configure(settings.log_level)
     with bootstrap_or_embedded(settings.bootstrap) as bootstrap:
         client = lag.client_kwargs(settings)
@@ -59,11 +71,45 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         print(f"ketenbus up: bootstrap={bootstrap} metrics=http://127.0.0.1:{port}/metrics", flush=True)
         print(f"topics provisioned: {len(created)} new, {len(topics.TOPICS)} defined", flush=True)
-        reporter = lag.start_lag_reporter(bootstrap, lag.consumer_groups(settings.app_id, roles), **client)
+        stop = threading.Event()
+        services = _start_services(
+            [r for r in roles if r not in ROLES], settings.model_copy(update={"bootstrap": bootstrap}), stop
+        )
+        reporter = lag.start_lag_reporter(
+            bootstrap, lag.consumer_groups(settings.app_id, faust_roles), **client
+        )
         try:
-            return _run_worker(create_app(settings, bootstrap, roles=roles))
+            if faust_roles:
+                return _run_worker(create_app(settings, bootstrap, roles=faust_roles))
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            stop.wait()
+            return 0
         finally:
+            stop.set()
+            for t in services:
+                t.join(30)
             reporter.stop()
+
+
+def _start_services(names: list[str], settings: Settings, stop: threading.Event) -> list[threading.Thread]:
+    """Run each service in a thread; one that fails stops the whole process (an orchestrator
+    restarts it) rather than leaving a bus that silently lacks, say, its ingress."""
+    import logging
+    import os
+
+    def guarded(name: str) -> None:
+        try:
+            UP_SERVICES[name](settings, stop)
+        except Exception:
+            logging.getLogger("streams.cli").exception("service failed", extra={"service": name})
+            stop.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threads = [threading.Thread(target=guarded, args=(n,), name=f"ketenbus-{n}", daemon=True) for n in names]
+    for t in threads:
+        t.start()
+    return threads
 
 
 def _run_worker(app: faust.App) -> int:
@@ -204,7 +250,11 @@ def build_parser(extend: Extension | None = None) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KETENBUS_BOOTSTRAP or embedded)")
     p.add_argument("--policy", help="policy file (default: policy/verstrekkingen.yaml)")
     p.add_argument("--metrics-port", type=int, default=None)
-    p.add_argument("--roles", default="router,timers", help="router, timers or both (default)")
+    p.add_argument(
+        "--roles",
+        default="router,timers",
+        help="comma-separated: router, timers (default both), and ingress, webhooks, register",
+    )
 
     schemas_p = add("schemas", lambda a: 2, "Schema tooling.")
     schemas_sub = schemas_p.add_subparsers(dest="schemas_command", required=True)

@@ -69,6 +69,9 @@ class SeenIds:
         self.capacity = capacity
         self._ids: OrderedDict[str, None] = OrderedDict()
 
+    def __contains__(self, ce_id: str) -> bool:
+        return ce_id in self._ids
+
     def add(self, ce_id: str) -> bool:
         """True when `ce_id` is new."""
         if ce_id in self._ids:

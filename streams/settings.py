@@ -40,3 +40,29 @@ class Settings(BaseSettings):
         "wall", description="wall: live; virtual: time moves only with tick records (replay)."
     )
     sweep_interval_s: float = Field(1.0, gt=0, description="Live: how often due deadlines are fired.")
+    # Connectors (connectors/): HTTP ingress, webhook egress, disclosure register.
+    ingress_port: int | None = Field(
+        None, ge=0, description="Port of the HTTP ingress in `ketenbus up`; unset: no ingress."
+    )
+    ingress_addr: str = Field("127.0.0.1", description="Address the HTTP ingress binds to.")
+    ingress_max_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted (413).")
+    api_keys: str | None = Field(None, description="Partner API keys: partner=key pairs, comma-separated.")
+    api_keys_file: Path | None = Field(None, description="Partner API keys, one partner=key per line.")
+    ingress_tls_cert: Path | None = Field(None, description="Server certificate: the ingress speaks HTTPS.")
+    ingress_tls_key: Path | None = None
+    ingress_client_ca: Path | None = Field(
+        None, description="CA of partner client certificates: mTLS, the certificate CN names the partner."
+    )
+    ingress_send_timeout_s: float = Field(5.0, gt=0, description="Broker ack wait before a 503.")
+    webhooks: str | None = Field(
+        None, description="Webhook endpoints: partner=https-url pairs, comma-separated."
+    )
+    webhook_secrets: str | None = Field(
+        None, description="HMAC secrets: partner=secret pairs, comma-separated."
+    )
+    webhook_cafile: Path | None = Field(None, description="CA bundle to verify webhook endpoints with.")
+    webhook_max_backoff_s: float = Field(60.0, gt=0)
+    pg_dsn: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/test", description="Disclosure register database (psycopg DSN)."
+    )
+    pg_schema: str = Field("ketenbus", description="Schema the register's tables live in.")
