@@ -109,7 +109,9 @@ class Client:
         while True:
             batch = consumer.poll(timeout_ms=200, max_records=100)
             if not batch:
-                if idle_timeout is not None and time.monotonic() - quiet_since > idle_timeout:
+                if not consumer.assignment():  # still joining the group: not quiet yet
+                    quiet_since = time.monotonic()
+                elif idle_timeout is not None and time.monotonic() - quiet_since > idle_timeout:
                     return
                 continue
             quiet_since = time.monotonic()
