@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -296,3 +297,39 @@ def test_503_while_the_broker_is_down_and_recovery_after(tmp_path) -> None:
             served.close()
     finally:
         broker.stop()
+
+
+def test_mtls_client_certificate_names_the_partner(broker: EmbeddedBroker, tmp_path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(tmp_path / "server.pem")
+    server.private_key_pem.write_to_path(tmp_path / "server.key")
+    client = ca.issue_cert("politie.example", common_name="politie")
+    client.private_key_and_cert_chain_pem.write_to_path(tmp_path / "politie.pem")
+    served = Served(
+        broker.bootstrap,
+        ingress_tls_cert=tmp_path / "server.pem",
+        ingress_tls_key=tmp_path / "server.key",
+        ingress_client_ca=ca_file,
+    )
+    base = f"https://127.0.0.1:{served.port}"
+    headers = {"content-type": "application/cloudevents+json"}
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        context.load_cert_chain(tmp_path / "politie.pem")
+        with httpx.Client(base_url=base, verify=context) as https:
+            # The certificate alone authenticates politie.
+            r = https.post("/v1/events", content=json.dumps(zsm(case_ref("TLS"))), headers=headers)
+            assert r.status_code == 202, r.text
+            # A key of another partner beside politie's certificate: refused.
+            mixed = {**headers, "Authorization": f"Bearer {KEYS['om']}"}
+            r = https.post("/v1/events", content=json.dumps(zsm(case_ref("TLS"))), headers=mixed)
+            assert r.status_code == 401
+        with httpx.Client(base_url=base, verify=str(ca_file)) as anonymous:
+            r = anonymous.post("/v1/events", content=json.dumps(zsm(case_ref("TLS"))), headers=headers)
+            assert r.status_code == 401  # no certificate, no key
+    finally:
+        served.close()
