@@ -10,6 +10,8 @@ checks the event as the router would, writes it to the partner's inbox as Avro, 
          the body names each failing field (never its value)
     413  body larger than KETENBUS_INGRESS_MAX_BYTES
     415  a content type other than JSON
+    429  the partner posts faster than KETENBUS_INGRESS_RATE_PER_S (burst KETENBUS_INGRESS_BURST);
+         one partner's flood does not slow another's events
     202  {"id": ...} once the broker acknowledged the write
     200  {"id": ..., "status": "duplicate"}: this partner's id was accepted before; not written again
     503  the broker did not acknowledge in time (Retry-After); the partner retries with the same id
@@ -24,8 +26,10 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -125,6 +129,27 @@ def unavailable() -> web.Response:
     response = problem(503, "The bus could not store the event; retry", reason="broker.unavailable")
     response.headers["Retry-After"] = "5"
     return response
+
+
+class TokenBucket:
+    """Per-partner rate limit: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._state: dict[str, tuple[float, float]] = {}  # partner -> (tokens, at)
+
+    def take(self, partner: str) -> float:
+        """0.0 when allowed; otherwise the seconds until a token is available."""
+        now = self.clock()
+        tokens, at = self._state.get(partner, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._state[partner] = (tokens - 1.0, now)
+            return 0.0
+        self._state[partner] = (tokens, now)
+        return (1.0 - tokens) / self.rate
 
 
 class Rejected(Exception):
@@ -250,10 +275,13 @@ class BrokerLink:
 
 
 class Ingress:
-    def __init__(self, keys: ApiKeys, link: BrokerLink, *, mtls: bool = False) -> None:
+    def __init__(
+        self, keys: ApiKeys, link: BrokerLink, *, mtls: bool = False, limit: TokenBucket | None = None
+    ) -> None:
         self.keys = keys
         self.link = link
         self.mtls = mtls
+        self.limit = limit
         self.codec = default_codec()
         self.seen = SeenIds(SEEN_CAPACITY)
         self._inflight: dict[str, asyncio.Future[web.Response]] = {}
@@ -288,6 +316,11 @@ class Ingress:
         return response
 
     async def _post_event(self, request: web.Request, partner: str) -> web.Response:
+        wait = self.limit.take(partner) if self.limit is not None else 0.0
+        if wait:
+            response = problem(429, "Too many events; slow down", reason="http.rate_limited")
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
         if request.content_type not in JSON_TYPES:
             return problem(415, "Send application/cloudevents+json", reason="http.unsupported_media_type")
         try:
@@ -382,7 +415,8 @@ def create(settings: Settings, bootstrap: str) -> web.Application:
     if not len(keys) and not mtls:
         raise ConfigError("the ingress needs KETENBUS_API_KEYS, KETENBUS_API_KEYS_FILE or mTLS")
     link = BrokerLink(bootstrap, settings.ingress_send_timeout_s, aiokafka_kwargs(client_kwargs(settings)))
-    return build_app(Ingress(keys, link, mtls=mtls), settings.ingress_max_bytes)
+    limit = TokenBucket(settings.ingress_rate_per_s, settings.ingress_burst, time.monotonic)
+    return build_app(Ingress(keys, link, mtls=mtls, limit=limit), settings.ingress_max_bytes)
 
 
 def aiokafka_kwargs(kafka_python: Mapping[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,7 @@ def document() -> dict[str, Any]:
                         ),
                         "413": _problem("Body larger than the configured limit."),
                         "415": _problem("Content type is not JSON."),
+                        "429": _problem("This partner posts faster than its rate limit (Retry-After)."),
                         "503": _problem(
                             "The broker did not acknowledge; retry with the same id (Retry-After)."
                         ),

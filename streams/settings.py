@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     ingress_client_ca: Path | None = Field(
         None, description="CA of partner client certificates: mTLS, the certificate CN names the partner."
     )
+    ingress_rate_per_s: float = Field(
+        200.0, gt=0, description="Events per second one partner may POST, sustained (429 beyond)."
+    )
+    ingress_burst: int = Field(400, ge=1, description="Events one partner may POST at once.")
     ingress_send_timeout_s: float = Field(5.0, gt=0, description="Broker ack wait before a 503.")
     webhooks: str | None = Field(
         None, description="Webhook endpoints: partner=https-url pairs, comma-separated."

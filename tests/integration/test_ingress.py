@@ -333,3 +333,23 @@ def test_mtls_client_certificate_names_the_partner(broker: EmbeddedBroker, tmp_p
             assert r.status_code == 401  # no certificate, no key
     finally:
         served.close()
+
+
+def test_a_flooding_partner_is_rate_limited_and_others_are_not(broker: EmbeddedBroker) -> None:
+    served = Served(broker.bootstrap, ingress_rate_per_s=2.0, ingress_burst=5)
+    try:
+        flood = [served.post(zsm(case_ref("FLOOD"))).status_code for _ in range(30)]
+        assert flood[:5] == [202] * 5
+        assert flood.count(429) >= 20
+        step = "veiligheidsbeoordeling_afgerond"
+        assert producer_of("Melding", step) == "veilig-thuis"
+        others = [
+            served.post(cloudevent("Melding", step, case_ref("CALM")), partner="veilig-thuis").status_code
+            for _ in range(3)
+        ]
+        assert others == [202, 202, 202]
+        r = served.post(zsm(case_ref("FLOOD")))
+        assert r.status_code == 429
+        assert int(r.headers["Retry-After"]) >= 1
+    finally:
+        served.close()

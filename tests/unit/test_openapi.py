@@ -27,3 +27,17 @@ def test_docs_copy_is_current() -> None:
     assert json.loads(DOC.read_text(encoding="utf-8")) == document(), (
         "run: ketenbus openapi > docs/openapi.json"
     )
+
+
+def test_token_bucket_allows_the_burst_then_the_rate() -> None:
+    from connectors.ingress import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.take("politie") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take("politie") == 0.5  # one token takes half a second at 2/s
+    assert bucket.take("om") == 0.0  # another partner has its own bucket
+    now[0] = 0.5
+    assert bucket.take("politie") == 0.0
+    now[0] = 100.0
+    assert [bucket.take("politie") for _ in range(4)][-1] > 0  # never more than the burst saved up
