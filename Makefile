@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean tools
+.PHONY: install test lint demo bench fuzz clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas streams connectors tests bench
-	$(BIN)/ruff format --check schemas streams connectors tests bench
+	$(BIN)/ruff check schemas streams connectors tests bench fuzz
+	$(BIN)/ruff format --check schemas streams connectors tests bench fuzz
 	$(BIN)/mypy
 
 # promtool and prometheus (Debian's package prometheus) for the alert-rule and scrape tests;
@@ -39,5 +39,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Coverage-guided fuzzing (atheris) of the codec and the ingress body parser, from seed corpora
+# of valid inputs; FUZZ_SECONDS per target. A crash leaves its input in .fuzz/ and fails.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	rm -rf .fuzz/seeds && $(BIN)/python -m fuzz.seeds .fuzz/seeds
+	mkdir -p .fuzz/codec .fuzz/ingress
+	cd .fuzz && PYTHONPATH=$(CURDIR) ../$(BIN)/python -m fuzz.fuzz_codec -max_total_time=$(FUZZ_SECONDS) codec seeds/codec
+	cd .fuzz && PYTHONPATH=$(CURDIR) ../$(BIN)/python -m fuzz.fuzz_ingress -max_total_time=$(FUZZ_SECONDS) ingress seeds/ingress
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz *.egg-info

@@ -164,6 +164,15 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def parse_body(raw: bytes, partner: str) -> tuple[Envelope, str, dict[str, Any]]:
+    """Parse and check a request body from `partner`; raises Rejected with the response to give."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        raise Rejected(problem(400, "Body is not JSON", reason="http.invalid_json")) from None
+    return parse_cloudevent(body, partner)
+
+
 def parse_cloudevent(body: Any, partner: str) -> tuple[Envelope, str, dict[str, Any]]:
     """Check a structured-mode CloudEvent from `partner`; returns (envelope, family, datum).
     Raises Rejected with the response to give."""
@@ -328,11 +337,7 @@ class Ingress:
         except web.HTTPRequestEntityTooLarge:
             return problem(413, "Body too large", reason="http.too_large")
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return problem(400, "Body is not JSON", reason="http.invalid_json")
-        try:
-            env, family_name, datum = parse_cloudevent(body, partner)
+            env, family_name, datum = parse_body(raw, partner)
         except Rejected as r:
             return r.response
         key = f"{partner}/{env.id}"

@@ -232,6 +232,12 @@ def test_400_for_a_body_that_is_not_json(served: Served) -> None:
     assert r.json()["reason"] == "http.invalid_json"
 
 
+def test_400_for_json_nested_too_deep(served: Served) -> None:
+    r = served.post(b"[" * 50_000 + b"]" * 50_000)  # under the size limit, over the recursion limit
+    assert r.status_code == 400
+    assert r.json()["reason"] == "http.invalid_json"
+
+
 def test_415_for_another_content_type(served: Served) -> None:
     r = served.post(zsm(case_ref("ING")), headers={"content-type": "text/plain"})
     assert r.status_code == 415
