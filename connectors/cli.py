@@ -79,7 +79,7 @@ def _serve_alone(module: str, args: argparse.Namespace) -> int:
     from streams.settings import Settings
 
     settings = Settings(**({"bootstrap": args.bootstrap} if getattr(args, "bootstrap", None) else {}))
-    if module != "register" and not settings.bootstrap:
+    if not settings.bootstrap:
         print(f"ketenbus {args.command}: give --bootstrap (or KETENBUS_BOOTSTRAP)", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)

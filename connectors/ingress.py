@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from connectors.config import ConfigError, partner_pairs
 from schemas import default_codec
 from schemas.envelope import SOURCE_PREFIX, Envelope, EnvelopeError, parse_time, source_for
 from schemas.models import to_avro, validate
@@ -65,27 +66,6 @@ MAX_ID_LENGTH = 200
 SEEN_CAPACITY = 1_000_000  # (partner, id) pairs remembered
 
 
-class ConfigError(ValueError):
-    pass
-
-
-def parse_pairs(text: str | None, what: str) -> dict[str, str]:
-    """`partner=value` pairs, comma- or newline-separated; every partner must be a known one."""
-    pairs: dict[str, str] = {}
-    for item in (text or "").replace("\n", ",").split(","):
-        item = item.strip()
-        if not item or item.startswith("#"):
-            continue
-        partner, sep, value = item.partition("=")
-        partner, value = partner.strip(), value.strip()
-        if not sep or not value:
-            raise ConfigError(f"{what}: expected partner=value, got an entry without a value")
-        if partner not in PARTNERS:
-            raise ConfigError(f"{what}: {partner!r} is not a partner (one of {', '.join(PARTNERS)})")
-        pairs[partner] = value
-    return pairs
-
-
 class ApiKeys:
     """Which partner an API key belongs to. Keys are compared in constant time."""
 
@@ -99,7 +79,7 @@ class ApiKeys:
         text = settings.api_keys or ""
         if settings.api_keys_file is not None:
             text += "\n" + Path(settings.api_keys_file).read_text(encoding="utf-8")
-        return cls(parse_pairs(text, "KETENBUS_API_KEYS"))
+        return cls(partner_pairs(text, "KETENBUS_API_KEYS"))
 
     def partner(self, key: str | None) -> str | None:
         if not key:
