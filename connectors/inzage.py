@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from connectors import register
 from schemas.envelope import format_time
 from streams.deadlines import AMSTERDAM
 
@@ -62,18 +63,10 @@ class Row:
         }
 
 
-_SELECTED = (
-    "verstrekking_id",
-    "event_id",
-    "event_type",
-    "zaak_ref",
-    "ontvanger",
-    "velden",
-    "regel",
-    "grondslag",
-    "doel",
-    "policy_versie",
-    "tijdstip",
+# The register's columns but the other persons the event is about and the Kafka provenance:
+# an inzage shows what was disclosed about this person, not about the others.
+_SELECTED = tuple(
+    c for c in register.COLUMNS if c not in ("persoon_refs", "kafka_topic", "kafka_partition", "kafka_offset")
 )
 
 

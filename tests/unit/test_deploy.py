@@ -8,6 +8,7 @@ written here from the CRD reference, plus cross-checks between the files."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -242,8 +243,10 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_names() -> set[str]:
-    """Every sample name the metrics of streams.metrics can produce."""
+    """Every sample name the metrics of streams.metrics and of the connectors can produce."""
     assert metrics.CONSUMER_LAG is not None
+    for module in ("ingress", "webhook", "register"):  # each defines its own, on import
+        importlib.import_module(f"connectors.{module}")
     from prometheus_client import REGISTRY
 
     suffixes = {
