@@ -127,22 +127,36 @@ def worker_acls(role: str, app_id: str = APP_ID) -> list[Manifest]:
     return acls
 
 
-def _user(name: str, component: str, acls: list[Manifest], cluster: str) -> Manifest:
+#: Per partner, per broker: a partner that floods its inbox is throttled by Kafka itself, so it
+#: cannot crowd out the others (the HTTP ingress has its own per-partner limit, 429).
+PARTNER_QUOTAS: Manifest = {
+    "producerByteRate": 1_048_576,  # 1 MiB/s: some thousands of events a second
+    "consumerByteRate": 4_194_304,
+    "requestPercentage": 25,
+}
+
+
+def _user(
+    name: str, component: str, acls: list[Manifest], cluster: str, quotas: Manifest | None = None
+) -> Manifest:
+    spec: Manifest = {
+        "authentication": {"type": "scram-sha-512"},
+        "authorization": {"type": "simple", "acls": acls},
+    }
+    if quotas:
+        spec["quotas"] = dict(quotas)
     return {
         "apiVersion": STRIMZI_API,
         "kind": "KafkaUser",
         "metadata": {"name": name, "labels": _labels(cluster, component)},
-        "spec": {
-            "authentication": {"type": "scram-sha-512"},
-            "authorization": {"type": "simple", "acls": acls},
-        },
+        "spec": spec,
     }
 
 
 def render_users(cluster: str = CLUSTER, app_id: str = APP_ID) -> list[Manifest]:
     """One `KafkaUser` per partner (SCRAM-SHA-512; Strimzi puts the password in a Secret of the
     same name), then one per bus worker role."""
-    users = [_user(p, "partner", partner_acls(p), cluster) for p in PARTNERS]
+    users = [_user(p, "partner", partner_acls(p), cluster, PARTNER_QUOTAS) for p in PARTNERS]
     users += [_user(f"{app_id}-{role}", "worker", worker_acls(role, app_id), cluster) for role in ROLES]
     return users
 

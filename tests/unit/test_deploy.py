@@ -641,6 +641,16 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
                         "required": ["type", "acls"],
                         "properties": {"type": {"const": "simple"}, "acls": {"type": "array", "items": _ACL}},
                     },
+                    "quotas": {  # Strimzi KafkaUserQuotas
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "producerByteRate": {"type": "integer", "minimum": 0},
+                            "consumerByteRate": {"type": "integer", "minimum": 0},
+                            "requestPercentage": {"type": "integer", "minimum": 0},
+                            "controllerMutationRate": {"type": "number", "minimum": 0},
+                        },
+                    },
                 },
             },
         },
@@ -741,3 +751,11 @@ def test_kustomization_lists_every_manifest() -> None:
     (kustomization,) = by_kind("Kustomization")
     listed = set(kustomization["resources"])
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_every_partner_is_throttled_by_a_quota() -> None:
+    from streams.deploy import render_users
+
+    for user in render_users():
+        if user["metadata"]["labels"]["app.kubernetes.io/component"] == "partner":
+            assert user["spec"]["quotas"]["producerByteRate"] > 0, user["metadata"]["name"]
