@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench fuzz clean tools
+.PHONY: install test lint demo bench fuzz soak clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The resilience tests at soak scale: a million bad inputs, ten thousand events under SIGKILLs
+# over five minutes, a fresh random seed each run (printed, so a failure can be replayed).
+soak: tools $(STAMP)
+	KETENBUS_SOAK_BAD=1000000 KETENBUS_SOAK_VALID=20000 KETENBUS_SOAK_EVENTS=10000 \
+	KETENBUS_SOAK_HTTP=1000 KETENBUS_SOAK_LOAD_S=300 KETENBUS_SOAK_SEED=$$(date +%s) \
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout 14400 tests/resilience
 
 # Coverage-guided fuzzing (atheris) of the codec and the ingress body parser, from seed corpora
 # of valid inputs; FUZZ_SECONDS per target. A crash leaves its input in .fuzz/ and fails.

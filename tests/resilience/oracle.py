@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import default_codec
-from schemas.envelope import Envelope, header, source_for
+from schemas.envelope import Envelope, fields_of, header, source_for
 from schemas.registry import BUS
 from streams import policy as policy_mod
 from streams import topics
@@ -32,6 +32,8 @@ class Expected:
     deliveries: dict[str, set[str]] = field(default_factory=dict)
     #: record key -> DLQ reason, for records that must be dead-lettered
     dead: dict[bytes, str] = field(default_factory=dict)
+    #: (ce_id, outbox) -> the fields the policy releases there
+    fields: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
 
 def oracle(records: Iterable[InRecord]) -> Expected:
@@ -44,8 +46,26 @@ def oracle(records: Iterable[InRecord]) -> Expected:
             expected.dead[rec.key] = outcome.dead_letter
             continue
         env = Envelope.from_headers(rec.headers)
-        expected.deliveries[env.id] = {r.topic for r in outcome.records if r.topic in topics.OUTBOXES}
+        outboxes = [r for r in outcome.records if r.topic in topics.OUTBOXES]
+        expected.deliveries[env.id] = {r.topic for r in outboxes}
+        for r in outboxes:
+            expected.fields[(env.id, r.topic)] = fields_of(r.headers) or frozenset()
     return expected
+
+
+def leaks(outbox_records: Sequence[Seen], expected: Expected) -> list[tuple[str, str, list[str]]]:
+    """Outbox records carrying a field (in their bytes) the policy did not release there."""
+    found = []
+    for s in outbox_records:
+        ce_id = header(s.headers, "ce_id") or ""
+        allowed = expected.fields.get((ce_id, s.topic))
+        if allowed is None:
+            continue  # not a partner's event: the oracle has no say (an escalation)
+        fam, record = default_codec().decode(s.value, resolve=False, fields_hint=fields_of(s.headers))
+        extra = set(record) - allowed - fam.required_fields
+        if extra:
+            found.append((ce_id, s.topic, sorted(extra)))
+    return found
 
 
 def valid_events(n: int, rng: random.Random, prefix: str) -> list[InRecord]:
