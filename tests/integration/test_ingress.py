@@ -109,9 +109,11 @@ def zsm(zaak: str, **kw: Any) -> dict[str, Any]:
 def test_accepted_event_is_on_the_inbox_and_routed(served: Served, inbox_tap: Tap, tap: Tap, router) -> None:
     zaak = case_ref("ING")
     event = zsm(zaak)
+    before = ingress.REQUESTS.labels("politie", "202")._value.get()
     r = served.post(event)
     assert r.status_code == 202, r.text
     assert r.json() == {"id": event["id"], "status": "accepted"}
+    assert ingress.REQUESTS.labels("politie", "202")._value.get() == before + 1  # the dashboard's series
     # 202 came after the broker's acknowledgement: the record is there.
     (stored,) = inbox_tap.wait_for(zaak, topics.inbox("politie"))
     assert stored.header("ce_id") == event["id"]

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,6 +160,9 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
                 stop(proc)
 
 
+CONNECTOR_METRIC = re.compile(r"ketenbus_(ingress|webhook|register)_")
+
+
 def dashboard_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [
@@ -217,7 +221,12 @@ def test_prometheus_scrapes_the_workers_answers_the_dashboard_and_fires_alerts(
     lags = prom.wait('ketenbus_consumer_lag_records{role="lag"}')
     assert {r["metric"]["group"] for r in lags} <= set(lag.consumer_groups(APP_ID))
 
-    empty = [(title, expr) for title, expr in dashboard_queries() if not prom.query(expr)]
+    # The connectors' panels are fed by processes this stack does not run (ingress, webhooks,
+    # register: they need API keys, an HTTPS endpoint, a database); the connector tests check
+    # their metrics in process. Every other panel must have data.
+    ours = [(t, e) for t, e in dashboard_queries() if not CONNECTOR_METRIC.search(e)]
+    assert len(ours) < len(dashboard_queries())
+    empty = [(title, expr) for title, expr in ours if not prom.query(expr)]
     assert not empty, f"dashboard queries without data: {empty}"
 
     firing = prom.wait(
