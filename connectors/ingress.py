@@ -338,6 +338,8 @@ class Ingress:
             future.set_result(response)
             return response
         finally:
+            if not future.done():  # the write was cancelled: concurrent twins must not wait forever
+                future.set_result(unavailable())
             del self._inflight[key]
 
     async def _write(
