@@ -395,7 +395,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def create(settings: Settings, bootstrap: str) -> web.Application:
-    from streams.lag import client_kwargs
+    from streams.lag import aiokafka_kwargs, client_kwargs
 
     keys = ApiKeys.from_settings(settings)
     mtls = settings.ingress_client_ca is not None
@@ -404,19 +404,6 @@ def create(settings: Settings, bootstrap: str) -> web.Application:
     link = BrokerLink(bootstrap, settings.ingress_send_timeout_s, aiokafka_kwargs(client_kwargs(settings)))
     limit = TokenBucket(settings.ingress_rate_per_s, settings.ingress_burst, time.monotonic)
     return build_app(Ingress(keys, link, mtls=mtls, limit=limit), settings.ingress_max_bytes)
-
-
-def aiokafka_kwargs(kafka_python: Mapping[str, Any]) -> dict[str, Any]:
-    """The security settings of streams.lag (kafka-python names) for aiokafka."""
-    out: dict[str, Any] = {}
-    if kafka_python.get("security_protocol", "PLAINTEXT") != "PLAINTEXT":
-        out["security_protocol"] = kafka_python["security_protocol"]
-        cafile = kafka_python.get("ssl_cafile")
-        out["ssl_context"] = ssl.create_default_context(cafile=cafile)
-        for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
-            if kafka_python.get(k):
-                out[k] = kafka_python[k]
-    return out
 
 
 def run(settings: Settings, stop: threading.Event, on_ready: Callable[[int], None] | None = None) -> None:

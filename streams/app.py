@@ -1,11 +1,4 @@
-"""The Faust application: thin shells around the pure router (and, later, timers).
-
-Two router lanes, each one agent with concurrency 1 (faust-streaming loses offsets with more):
-the alarm lane reads only `keten.in.alarmcentrale`, so a device alarm never waits behind a
-backlog of other families; the main lane reads every other inbox. Each lane takes a batch of
-events, routes it with `Router.route_batch`, sends every output and awaits the broker's
-acknowledgements before the batch's offsets are acknowledged: at-least-once.
-"""
+"""The Faust application of the timer worker (the router runs without Faust: `streams.router_worker`)."""
 
 from __future__ import annotations
 
@@ -14,19 +7,15 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.types import EventT
 
-from streams import metrics, topics
-from streams import policy as policy_mod
-from streams.router import InRecord, OutRecord, Router
+from streams.router import OutRecord
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALARM_INBOX = topics.inbox("alarmcentrale")
 # faust-streaming hard-codes fetch_max_wait_ms=1500 for its worker consumer. A broker that holds
 # a fetch for the whole wait when data arrives during it (Tansu does) then adds up to 1.5 s to
 # every hop: an alarm would wait behind it. 20 ms keeps a quiet bus cheap and a busy one fast.
@@ -71,18 +60,9 @@ def kafka_client_settings(settings: Settings) -> dict[str, Any]:
     return conf
 
 
-ROLES = ("router", "timers")
-
-
-def create_app(
-    settings: Settings, bootstrap: str, roles: Sequence[str] = ROLES, router: Router | None = None
-) -> faust.App:
-    """One Faust app per process. Each set of roles is its own consumer group, so a router and
-    a timer worker can run (and fail) in separate processes."""
-    unknown = set(roles) - set(ROLES)
-    if unknown or not roles:
-        raise ValueError(f"roles must be some of {ROLES}, got {sorted(roles)}")
-    app_id = f"{settings.app_id}-{'-'.join(r for r in ROLES if r in roles)}"
+def create_app(settings: Settings, bootstrap: str) -> faust.App:
+    """The timer worker's Faust app; its consumer group is `<app id>-timers`."""
+    app_id = f"{settings.app_id}-timers"
     _short_fetch_waits()
     datadir = Path(tempfile.gettempdir()) / f"ketenbus-{app_id}"
     app = faust.App(
@@ -108,49 +88,10 @@ def create_app(
         producer_linger=0.002,
         **kafka_client_settings(settings),
     )
-    if "router" in roles:
-        if router is None:
-            router = Router(policy_mod.load(settings.policy_file))
-        main_inboxes = [t for t in topics.INBOXES if t != ALARM_INBOX]
-        _router_lane(app, router, "alarm", [ALARM_INBOX], settings)
-        _router_lane(app, router, "main", main_inboxes, settings)
-    if "timers" in roles:
-        from streams.timer_worker import install
+    from streams.timer_worker import install
 
-        install(app, settings)
+    install(app, settings)
     return app
-
-
-def _router_lane(
-    app: faust.App, router: Router, lane: str, inboxes: Sequence[str], settings: Settings
-) -> None:
-    channel = app.topic(
-        *inboxes, value_type=bytes, key_type=bytes, value_serializer="raw", key_serializer="raw"
-    )
-    batch_size = 50 if lane == "alarm" else settings.router_batch_size
-    within = 0.001 if lane == "alarm" else settings.router_batch_within_s
-
-    async def route(stream: Any) -> None:  # faust's StreamT stub lacks take_events
-        async for events in stream.take_events(batch_size, within=within):
-            batch = [_in_record(e) for e in events]
-            outcomes = router.route_batch(batch)
-            await produce(app, [r for o in outcomes for r in o.records])
-            metrics.observe_written(outcomes, lane, len(batch))
-
-    route.__name__ = f"router_{lane}"
-    app.agent(channel, name=f"router-{lane}", concurrency=1)(route)
-
-
-def _in_record(event: EventT) -> InRecord:
-    m = event.message
-    return InRecord(
-        topic=m.topic,
-        partition=m.partition,
-        offset=m.offset,
-        key=m.key,
-        value=m.value,
-        headers=list(cast(Sequence[tuple[str, bytes | None]], m.headers or ())),
-    )
 
 
 async def produce(app: faust.App, records: Sequence[OutRecord]) -> None:

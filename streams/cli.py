@@ -42,14 +42,20 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Services an outer layer (the connectors) adds to `ketenbus up --roles`: name -> run(settings,
-#: stop). Each runs in a thread of its own; the settings it gets name the bootstrap in use.
-UP_SERVICES: dict[str, Callable[[Settings, threading.Event], None]] = {}
+def _router(settings: Settings, stop: threading.Event) -> None:
+    from streams import router_worker
+
+    router_worker.run(settings, stop)
+
+
+#: The roles of `ketenbus up --roles` that run in a thread: name -> run(settings, stop). The
+#: connectors add theirs. The settings a service gets name the bootstrap in use.
+UP_SERVICES: dict[str, Callable[[Settings, threading.Event], None]] = {"router": _router}
+ROLES = ("router", "timers")  # the bus's own workers; the timer worker runs in the main thread
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from streams import lag, logs, metrics, topics
-    from streams.app import ROLES, create_app
     from streams.broker import bootstrap_or_embedded
 
     settings = _settings(args)
@@ -58,9 +64,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         roles.append("ingress")  # KETENBUS_INGRESS_PORT makes the ingress part of the bus
     unknown = [r for r in roles if r not in ROLES and r not in UP_SERVICES]
     if unknown or not roles:
-        print(f"unknown roles {unknown}; known: {', '.join((*ROLES, *UP_SERVICES))}", file=sys.stderr)
+        known = ", ".join(dict.fromkeys((*ROLES, *UP_SERVICES)))
+        print(f"unknown roles {unknown}; known: {known}", file=sys.stderr)
         return 2
-    faust_roles = [r for r in roles if r in ROLES]
     logs.configure(settings.log_level)
     with bootstrap_or_embedded(settings.bootstrap) as bootstrap:
         client = lag.client_kwargs(settings)
@@ -73,14 +79,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"topics provisioned: {len(created)} new, {len(topics.TOPICS)} defined", flush=True)
         stop = threading.Event()
         services = _start_services(
-            [r for r in roles if r not in ROLES], settings.model_copy(update={"bootstrap": bootstrap}), stop
+            [r for r in roles if r != "timers"], settings.model_copy(update={"bootstrap": bootstrap}), stop
         )
         reporter = lag.start_lag_reporter(
-            bootstrap, lag.consumer_groups(settings.app_id, faust_roles), **client
+            bootstrap, lag.consumer_groups(settings.app_id, [r for r in roles if r in ROLES]), **client
         )
         try:
-            if faust_roles:
-                return _run_worker(create_app(settings, bootstrap, roles=faust_roles))
+            if "timers" in roles:
+                from streams.app import create_app
+
+                return _run_worker(create_app(settings, bootstrap))
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
             stop.wait()

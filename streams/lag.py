@@ -2,8 +2,9 @@
 
 Lag of a partition = its end offset (the next offset to be written) minus the offset the group
 committed. Only partitions the group has committed appear: a group that has not committed a
-partition yet has no position to measure from. Each Faust app (one per role set) is its own
-group, named after the app id: `<app_id>-router`, `<app_id>-timers`, `<app_id>-router-timers`.
+partition yet has no position to measure from. The router's lanes are two groups,
+`<app_id>-router` and `<app_id>-router-alarm` (`streams.router_worker`); the timer worker, a Faust
+app, is `<app_id>-timers`.
 
 The reporter runs in a daemon thread with its own kafka-python clients, so a slow broker never
 stalls the event loop of the worker; a failed round is logged and retried at the next interval.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streams import metrics
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLE_SETS: tuple[tuple[str, ...], ...] = (("router",), ("timers",), ("router", "timers"))
+ROLES = ("router", "timers")
 
 LagKey = tuple[str, str, int]  # (group, topic, partition)
 REQUEST_TIMEOUT_MS = 10_000
@@ -34,10 +35,14 @@ class LagError(RuntimeError):
 
 
 def consumer_groups(app_id: str, roles: Iterable[str] | None = None) -> list[str]:
-    """The consumer group of `roles` (as `streams.app.create_app` names it), or, without roles,
-    the groups of every role set."""
-    role_sets = ROLE_SETS if roles is None else (tuple(r for r in ("router", "timers") if r in set(roles)),)
-    return [f"{app_id}-{'-'.join(rs)}" for rs in role_sets if rs]
+    """The consumer groups of `roles` (every role without)."""
+    wanted = set(ROLES if roles is None else roles)
+    groups = []
+    if "router" in wanted:
+        groups += [f"{app_id}-router", f"{app_id}-router-alarm"]
+    if "timers" in wanted:
+        groups.append(f"{app_id}-timers")
+    return groups
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -51,6 +56,20 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.ssl_cafile:
         kwargs["ssl_cafile"] = str(settings.ssl_cafile)
     return kwargs
+
+
+def aiokafka_kwargs(kafka_python: Mapping[str, Any]) -> dict[str, Any]:
+    """The security settings of `client_kwargs` (kafka-python names) for aiokafka."""
+    import ssl
+
+    out: dict[str, Any] = {}
+    if kafka_python.get("security_protocol", "PLAINTEXT") != "PLAINTEXT":
+        out["security_protocol"] = kafka_python["security_protocol"]
+        out["ssl_context"] = ssl.create_default_context(cafile=kafka_python.get("ssl_cafile"))
+        for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
+            if kafka_python.get(k):
+                out[k] = kafka_python[k]
+    return out
 
 
 def _bounded(defaults: dict[str, Any], timeout_ms: int) -> dict[str, Any]:

@@ -3,9 +3,11 @@ families, types, partners, outcomes and reason codes."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -60,17 +62,26 @@ CONSUMER_LAG = Gauge(
 )
 
 
+@functools.cache
+def _child(metric: Counter, labels: tuple[str, ...]) -> Any:
+    """`metric.labels(*labels)`, looked up once: the lookup costs more than the increment."""
+    return metric.labels(*labels)
+
+
 def observe_outcomes(outcomes: Iterable[Outcome]) -> None:
+    counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
     for o in outcomes:
         if o.dead_letter is not None:
-            DLQ.labels(o.dead_letter).inc()
+            counts[DLQ, (o.dead_letter,)] += 1
             continue
         fam, ce_type = o.family or "", o.ce_type or ""
-        EVENTS_IN.labels(fam, ce_type, o.partner or "").inc()
+        counts[EVENTS_IN, (fam, ce_type, o.partner or "")] += 1
         for d in o.decisions.values():
-            DECISIONS.labels(d.outcome, d.recipient).inc()
+            counts[DECISIONS, (d.outcome, d.recipient)] += 1
             if d.allowed:
-                EVENTS_OUT.labels(fam, ce_type, d.recipient).inc()
+                counts[EVENTS_OUT, (fam, ce_type, d.recipient)] += 1
+    for (metric, labels), n in counts.items():
+        _child(metric, labels).inc(n)
 
 
 def observe_written(outcomes: Iterable[Outcome], lane: str, count: int) -> None:

@@ -116,39 +116,65 @@ class Policy(_Model):
     def rules_for(self, ce_type: str) -> tuple[Rule, ...]:
         return self._by_type.get(ce_type, ())
 
+    @cached_property
+    def _targets(self) -> dict[tuple[str, tuple[str, ...]], tuple[tuple[Rule, tuple[str, ...]], ...]]:
+        """Per (type, candidate recipients): each rule of the type with the candidates it names."""
+        return {}
+
+    @cached_property
+    def _decisions(self) -> dict[tuple[str, str, tuple[str, ...], bool], Decision]:
+        """The decisions made so far: the same rules for the same recipient decide the same."""
+        return {}
+
     def decide(
         self, fam: Family, ce_type: str, event: Event, recipients: Iterable[str] = PARTNERS
     ) -> dict[str, Decision]:
         """Per recipient, what of `event` may be released. Recipients without a rule are denied."""
-        released: dict[str, set[str]] = {}
+        candidates = tuple(recipients)
+        targets = self._targets.get((ce_type, candidates))
+        if targets is None:
+            targets = tuple(
+                (rule, tuple(r for r in candidates if r in rule.to)) for rule in self.rules_for(ce_type)
+            )
+            self._targets[ce_type, candidates] = targets
         why: dict[str, list[Rule]] = {}
-        wanted = set(recipients)
-        for rule in self.rules_for(ce_type):
-            targets = wanted.intersection(rule.to)
-            if not targets:
-                continue
-            for recipient in targets:
-                if rule.when is not None and not rule.when.evaluate(event, recipient):
-                    continue
-                released.setdefault(recipient, set()).update(rule.fields)
-                why.setdefault(recipient, []).append(rule)
+        for rule, names in targets:
+            for recipient in names:
+                if rule.when is None or rule.when.evaluate(event, recipient):
+                    why.setdefault(recipient, []).append(rule)
         decisions: dict[str, Decision] = {}
-        for recipient in recipients:
-            rules = why.get(recipient)
-            if not rules:
-                decisions[recipient] = Decision(recipient, "denied")
-            elif self.houd_het_klein is not None and self.houd_het_klein.narrows(event, recipient):
-                decisions[recipient] = Decision(recipient, "narrowed", rules=tuple(r.id for r in rules))
-            else:
-                decisions[recipient] = Decision(
-                    recipient,
-                    "released",
-                    fields=frozenset(released[recipient]) | fam.required_fields,
-                    rules=tuple(r.id for r in rules),
-                    grondslag=_join(r.grondslag for r in rules),
-                    doel=_join(r.doel for r in rules),
-                )
+        for recipient in candidates:
+            rules = tuple(why.get(recipient, ()))
+            narrowed = (
+                bool(rules)
+                and self.houd_het_klein is not None
+                and self.houd_het_klein.narrows(event, recipient)
+            )
+            key = (fam.name, recipient, tuple(r.id for r in rules), narrowed)
+            decision = self._decisions.get(key)
+            if decision is None:
+                decision = self._decision(fam, recipient, rules, narrowed)
+                self._decisions[key] = decision
+            decisions[recipient] = decision
         return decisions
+
+    @staticmethod
+    def _decision(fam: Family, recipient: str, rules: tuple[Rule, ...], narrowed: bool) -> Decision:
+        if not rules:
+            return Decision(recipient, "denied")
+        if narrowed:
+            return Decision(recipient, "narrowed", rules=tuple(r.id for r in rules))
+        released: set[str] = set()
+        for r in rules:
+            released.update(r.fields)
+        return Decision(
+            recipient,
+            "released",
+            fields=frozenset(released) | fam.required_fields,
+            rules=tuple(r.id for r in rules),
+            grondslag=_join(r.grondslag for r in rules),
+            doel=_join(r.doel for r in rules),
+        )
 
     def explain(self, ce_type: str, recipient: str) -> dict[str, Any]:
         """What `recipient` could receive of `ce_type`, and why (for `ketenbus policy explain`)."""

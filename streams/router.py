@@ -100,6 +100,7 @@ class Router:
         self.seen = seen or SeenIds()
         # Verstrekking records are built here from checked values: no need to validate each.
         self._verstrekking_writer = self.codec.projection(VERSTREKKING, VERSTREKKING.field_names)
+        self._released_cache: dict[Decision, tuple[list[str], Headers]] = {}
 
     def route_batch(self, batch: Iterable[InRecord]) -> list[Outcome]:
         outcomes = [self.route(rec) for rec in batch]
@@ -137,16 +138,8 @@ class Router:
             if not decision.allowed:
                 continue
             value = self.codec.encode_projected(fam, decision.fields, record, validate=False)
-            fields = sorted(decision.fields)
-            headers = [
-                *base_headers,
-                ("ketenbus_grondslag", decision.grondslag.encode()),
-                ("ketenbus_doel", decision.doel.encode()),
-                ("ketenbus_policy_version", self.policy.version.encode()),
-                ("ketenbus_rules", ",".join(decision.rules).encode()),
-                ("ketenbus_fields", ",".join(fields).encode()),
-            ]
-            out.append(OutRecord(topics.outbox(recipient), key, value, headers))
+            fields, policy_headers = self._released(decision)
+            out.append(OutRecord(topics.outbox(recipient), key, value, [*base_headers, *policy_headers]))
             out.append(self._verstrekking(env, ce_type, record, decision, fields, now))
         return Outcome(
             records=out,
@@ -156,6 +149,22 @@ class Router:
             decisions=decisions,
             ce_time=env.time,
         )
+
+    def _released(self, decision: Decision) -> tuple[list[str], Headers]:
+        """The sorted released fields of `decision` and the headers that say why (cached: the
+        policy makes few distinct decisions)."""
+        cached = self._released_cache.get(decision)
+        if cached is None:
+            fields = sorted(decision.fields)
+            headers: Headers = [
+                ("ketenbus_grondslag", decision.grondslag.encode()),
+                ("ketenbus_doel", decision.doel.encode()),
+                ("ketenbus_policy_version", self.policy.version.encode()),
+                ("ketenbus_rules", ",".join(decision.rules).encode()),
+                ("ketenbus_fields", ",".join(fields).encode()),
+            ]
+            cached = self._released_cache[decision] = (fields, headers)
+        return cached
 
     def _verstrekking(
         self,

@@ -178,21 +178,29 @@ def test_worker_users_can_do_their_role() -> None:
 
 
 @pytest.mark.parametrize("role", deploy.ROLES)
-def test_worker_group_acls_cover_the_faust_app_id(role: str) -> None:
+def test_worker_group_acls_cover_every_consumer_group_of_the_role(role: str) -> None:
+    groups = lag.consumer_groups("ketenbus", [role])
+    assert groups
+    for group in groups:
+        assert "Read" in allowed(USERS[f"ketenbus-{role}"], "group", group)
+    other = next(r for r in deploy.ROLES if r != role)
+    assert not any("Read" in allowed(USERS[f"ketenbus-{other}"], "group", g) for g in groups)
+
+
+def test_the_timer_workers_faust_app_is_its_group_and_may_create_its_changelogs() -> None:
     from streams.app import create_app
     from streams.settings import Settings
 
-    (group,) = lag.consumer_groups("ketenbus", [role])
-    app = create_app(Settings(), "127.0.0.1:9", roles=[role])
-    assert app.conf.id == group
-    assert "Read" in allowed(USERS[f"ketenbus-{role}"], "group", group)
-    # its changelog and repartition topics, which Faust creates itself
-    assert {"Create", "Write", "Read"} <= allowed(USERS[f"ketenbus-{role}"], "topic", f"{group}-x-changelog")
+    app = create_app(Settings(), "127.0.0.1:9")
+    assert lag.consumer_groups("ketenbus", ["timers"]) == [app.conf.id]
+    changelog = f"{app.conf.id}-x-changelog"
+    assert {"Create", "Write", "Read"} <= allowed(USERS["ketenbus-timers"], "topic", changelog)
 
 
-def test_consumer_groups_name_every_role_set() -> None:
-    assert lag.consumer_groups("kb") == ["kb-router", "kb-timers", "kb-router-timers"]
-    assert lag.consumer_groups("kb", ["timers", "router"]) == ["kb-router-timers"]
+def test_consumer_groups_name_both_router_lanes_and_the_timers() -> None:
+    assert lag.consumer_groups("kb") == ["kb-router", "kb-router-alarm", "kb-timers"]
+    assert lag.consumer_groups("kb", ["timers", "router"]) == ["kb-router", "kb-router-alarm", "kb-timers"]
+    assert lag.consumer_groups("kb", ["router"]) == ["kb-router", "kb-router-alarm"]
 
 
 # --- every file parses ---------------------------------------------------------------------------
