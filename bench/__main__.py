@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import codec_bench, router_bench, timers_bench
+from bench import alarm_bench, codec_bench, router_bench, timers_bench
 
 Benchmark = Callable[[], dict[str, Any]]
 
 BENCHMARKS: list[tuple[str, Benchmark]] = [
     (codec_bench.NAME, codec_bench.run),
     (router_bench.NAME, router_bench.run),
+    (alarm_bench.NAME, alarm_bench.run),
     (timers_bench.NAME, timers_bench.run),
 ]
 

@@ -162,8 +162,11 @@ class Input:
     recipients: int  # what the policy releases it to: the outbox records it must cause
 
 
-def make_inputs(n: int, seed: int = SEED) -> list[Input]:
-    """`n` encoded inbox records, deterministic apart from the ce_ids (uuid4, unique)."""
+def make_inputs(
+    n: int, seed: int = SEED, mix: Sequence[tuple[str, str, str]] = MIX, when: dt.datetime = T0
+) -> list[Input]:
+    """`n` encoded inbox records of `mix` (in turn), deterministic apart from the ce_ids (uuid4,
+    unique) and the case references; event `i` happens `when` + 37 ms * i."""
     from streams import policy
     from streams.settings import Settings
 
@@ -173,13 +176,13 @@ def make_inputs(n: int, seed: int = SEED) -> list[Input]:
     tag = uuid.uuid4().hex[:8]
     out = []
     for i in range(n):
-        fam_name, step, partner = MIX[i % len(MIX)]
+        fam_name, step, partner = mix[i % len(mix)]
         fam = family(fam_name)
         zaak = f"ZAAK-2026-{i:06d}-{tag}"
-        when = T0 + dt.timedelta(milliseconds=i * 37)
-        datum = _datum(fam_name, step, zaak, when, rng)
+        at = when + dt.timedelta(milliseconds=i * 37)
+        datum = _datum(fam_name, step, zaak, at, rng)
         ce_type = fam.ce_type(step)
-        env = Envelope.new(partner, ce_type, zaak, when)
+        env = Envelope.new(partner, ce_type, zaak, at)
         decisions = pol.decide(fam, ce_type, datum, [p for p in PARTNERS if p != partner])
         released = sum(1 for d in decisions.values() if d.allowed)
         value = codec.encode(fam_name, datum)

@@ -28,8 +28,7 @@ class Settings(BaseSettings):
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
     max_poll_interval_s: float = 5.0
-    router_batch_size: int = Field(2000, ge=1)
-    router_batch_within_s: float = Field(0.02, gt=0)
+    router_batch_size: int = Field(500, ge=1)
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
