@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alarm_bench, codec_bench, router_bench, timers_bench
+from bench import alarm_bench, codec_bench, router_bench, timers_bench, year_bench
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -23,6 +23,7 @@ BENCHMARKS: list[tuple[str, Benchmark]] = [
     (router_bench.NAME, router_bench.run),
     (alarm_bench.NAME, alarm_bench.run),
     (timers_bench.NAME, timers_bench.run),
+    (year_bench.NAME, year_bench.run),
 ]
 
 RESULTS = Path(__file__).resolve().parent / "results.json"

@@ -18,11 +18,9 @@ on the same inboxes, per input record the same number of records the router writ
 rounded), `AIOKafkaProducer.send`, awaiting every future of the batch, then a commit. Both are
 timed by the same poller in the same way.
 
-With its default settings the router can stall on a backlog: one consumer poll returns more
-records than it works off within `max_poll_interval_s` (5 s), aiokafka leaves the consumer group,
-and the Faust worker does not come back (OffsetCommit fails with UnknownMemberIdError, nothing is
-written again). When the output stops growing for `STALL_S` with work left, the bench records how
-far it got (`default_settings_*`) and measures again with `FALLBACK_ENV`.
+If the output stops growing for `STALL_S` with work left, the run fails (`Stalled`) and says how
+far it got: faust-streaming, which ran the router before, could leave its group mid-backlog and
+never come back.
 
 `others_cpu_pct` is the CPU everything else on the machine used meanwhile (other sessions, the
 kernel): when it is high, the figures are low.
@@ -38,7 +36,6 @@ import functools
 import os
 import platform
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,9 +62,6 @@ POLL_S = 0.02
 STABLE_S = 1.0  # no growth for this long: read the real end offsets
 STALL_S = 20.0  # no growth for this long, work left: the worker stalled
 TIMEOUT_S = 300.0
-#: When the router stalls with its default settings: cap what one consumer poll returns, so that
-#: working off one poll takes less than the poll interval (Faust reads this from the environment).
-FALLBACK_ENV = {"BROKER_MAX_POLL_RECORDS": "500"}
 REPO = Path(__file__).resolve().parent.parent
 
 #: (family, step, producing partner): released to 2, 3-4, 2, 3 and 3-4 partners.
@@ -450,10 +444,7 @@ def _run_router(
     label: str, inputs: Sequence[Input], expected: dict[str, int], logdir: Path, env: dict[str, str]
 ) -> Timing:
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    try:
-        return _measure(label, inputs, _router_command, {"KETENBUS_APP_ID": app_id, **env}, expected, logdir)
-    finally:  # Faust's data directory (create_app: <tmp>/ketenbus-<app id>-router)
-        shutil.rmtree(Path(tempfile.gettempdir()) / f"ketenbus-{app_id}-router", ignore_errors=True)
+    return _measure(label, inputs, _router_command, {"KETENBUS_APP_ID": app_id, **env}, expected, logdir)
 
 
 def _router_command(bootstrap: str) -> list[str]:
@@ -529,22 +520,10 @@ def run(events: int = EVENTS, seed: int = SEED, repeats: int = REPEATS) -> dict[
     relay_expected = {"events": events, "outboxes": k * events, "register": k * events}
     routers: list[Timing] = []
     relays: list[Timing] = []
-    stalled: Timing | None = None  # the run with the operator's default settings, when it stalled
-    extra_env: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="ketenbus-bench-") as tmp:
         logdir = Path(tmp)
         for attempt in range(repeats):
-            try:
-                timing = _run_router(f"router-{attempt}", inputs, router_expected, logdir, extra_env)
-            except Stalled as exc:
-                if extra_env:
-                    raise
-                stalled, extra_env = exc.timing, dict(FALLBACK_ENV)
-                _log(
-                    f"WARNING: the router {exc} with its default settings (see the log above); "
-                    f"measuring again with {' '.join(f'{k}={v}' for k, v in extra_env.items())}"
-                )
-                timing = _run_router(f"router-{attempt}-fallback", inputs, router_expected, logdir, extra_env)
+            timing = _run_router(f"router-{attempt}", inputs, router_expected, logdir, {})
             written = (timing.events_records, timing.outbox_records, timing.register_records)
             if written != (events, outbox_expected, outbox_expected):
                 raise AssertionError(
@@ -588,23 +567,16 @@ def run(events: int = EVENTS, seed: int = SEED, repeats: int = REPEATS) -> dict[
                 "ones, see _exact_ends); the records already there at the first poll are not counted"
             ),
             "first_poll_records": best.first_count,
-            "router_env": " ".join(f"{k}={v}" for k, v in extra_env.items()) or "defaults",
             "stall_after_s": STALL_S,
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
         },
         "figures": {
-            "implementation": f"ketenbus up --roles router (faust-streaming {_version('faust-streaming')})",
+            "implementation": f"ketenbus up --roles router (aiokafka {_version('aiokafka')} lanes)",
             "fan_out": round(measured_fanout, 3),
             **ours,
             "route_batch_only_in_events_per_s": round(route_only),
-            # With the settings `ketenbus up` uses by default: did it work off the whole backlog?
-            "default_settings_completed": stalled is None,
-            "default_settings_stalled_at_events": stalled.events_records if stalled else None,
-            "default_settings_in_events_per_s_before_stall": (
-                _rates(stalled)["in_events_per_s"] if stalled else None
-            ),
         },
         "baseline": {
             "implementation": (
