@@ -107,6 +107,10 @@ class Codec:
 
     def projection(self, fam: Family, released: Iterable[str]) -> Writer:
         """The writer for `fam` restricted to the released fields (cached)."""
+        if isinstance(released, frozenset):  # a policy decision's fields: usually cached as is
+            writer = self._projections.get((fam.name, released))
+            if writer is not None:
+                return writer
         key = (fam.name, frozenset(released) | fam.required_fields)
         writer = self._projections.get(key)
         if writer is None:

@@ -63,7 +63,7 @@ CONSUMER_LAG = Gauge(
 
 
 @functools.cache
-def _child(metric: Counter, labels: tuple[str, ...]) -> Any:
+def _child(metric: Any, labels: tuple[str, ...]) -> Any:
     """`metric.labels(*labels)`, looked up once: the lookup costs more than the increment."""
     return metric.labels(*labels)
 
@@ -89,7 +89,7 @@ def observe_written(outcomes: Iterable[Outcome], lane: str, count: int) -> None:
     now = dt.datetime.now(dt.UTC)
     for o in outcomes:
         if o.ce_time is not None and o.family is not None:
-            LATENCY.labels(o.family).observe(max(0.0, (now - o.ce_time).total_seconds()))
+            _child(LATENCY, (o.family,)).observe(max(0.0, (now - o.ce_time).total_seconds()))
     BATCH.labels(lane).observe(count)
     LAST_BATCH.labels(lane).set(now.timestamp())
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import random
 import sys
 import threading
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 
 from streams import lag, metrics, topics
 from streams import policy as policy_mod
@@ -83,24 +84,29 @@ def consumer_groups(app_id: str) -> list[str]:
 
 class Writer:
     """Writes a batch of records as one record batch per topic partition and waits for the
-    broker's acknowledgement of every one."""
+    broker's acknowledgement of every one. A topic's partitions are looked up once: adding
+    partitions to a topic (which moves keys) needs a restart of the router anyway."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
 
-    async def _partition(self, topic: str, key: bytes | None) -> int:
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = sorted(await self.producer.partitions_for(topic))
-            self._partitions[topic] = partitions
-        return int(self._partitioner(key, partitions, partitions))
-
     async def write(self, records: Sequence[OutRecord]) -> None:
+        for topic in {r.topic for r in records} - self._partitions.keys():
+            self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+        # The Java client's partitioner; an event's outputs share its key, so hash each key once.
+        hashes: dict[bytes, int] = {}
         by_tp: dict[tuple[str, int], list[OutRecord]] = {}
         for r in records:
-            by_tp.setdefault((r.topic, await self._partition(r.topic, r.key)), []).append(r)
+            partitions = self._partitions[r.topic]
+            if r.key is None:
+                partition = random.choice(partitions)
+            else:
+                h = hashes.get(r.key)
+                if h is None:
+                    h = hashes[r.key] = murmur2(r.key) & 0x7FFFFFFF
+                partition = partitions[h % len(partitions)]
+            by_tp.setdefault((r.topic, partition), []).append(r)
         futures = []
         appended = 0
         for (topic, partition), recs in by_tp.items():
@@ -117,10 +123,6 @@ class Writer:
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         if futures:
             await asyncio.gather(*futures)
-
-    def forget_partitions(self) -> None:
-        """After a metadata change (more partitions): look them up again."""
-        self._partitions.clear()
 
 
 def _in_record(m: ConsumerRecord[bytes, bytes]) -> InRecord:

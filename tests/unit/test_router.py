@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
 from schemas import Envelope, default_codec
 from streams import topics
 from streams.policy import Policy
-from streams.router import InRecord, Router
+from streams.router import ID_NAMESPACE, InRecord, Router, derived_id
 from tests.badinputs import T0, catalogue
 
 POLICY = Policy.model_validate(
@@ -173,3 +174,20 @@ def test_verstrekking_time_comes_from_the_injected_clock() -> None:
     out = by_topic(router.route(record("veilig-thuis", "Melding", {"stap": "ontvangen", "zaak_ref": "Z7"})))
     (v,) = out[topics.VERSTREKKINGEN]
     assert default_codec().decode(v.value)[1]["tijdstip"] == fixed
+
+
+@pytest.mark.parametrize("name", ["verstrekking/abc/politie", "dlq/keten.in.om/2/17", "", "ü/€"])
+def test_derived_ids_are_the_uuid5_of_the_namespace(name: str) -> None:
+    assert derived_id(name) == str(uuid.uuid5(ID_NAMESPACE, name))
+
+
+def test_each_register_record_has_the_envelope_of_its_own_id() -> None:
+    fixed = dt.datetime(2030, 1, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
+    datum = {"stap": "ontvangen", "zaak_ref": "Z8", "acuut": True, "signalen": ["verwurging"]}
+    outcome = Router(POLICY, clock=lambda: fixed).route(record("veilig-thuis", "Melding", datum))
+    register = by_topic(outcome)[topics.VERSTREKKINGEN]
+    assert len(register) > 1  # the headers of one must not leak into another
+    for v in register:
+        vid = default_codec().decode(v.value)[1]["verstrekking_id"]
+        expected = Envelope.from_bus(vid, "nl.ketenbus.verstrekking.vastgelegd", fixed, "Z8").to_headers()
+        assert v.headers == expected
