@@ -1,4 +1,5 @@
-"""`python -m bench [NAME ...]`: run the benchmarks, print a table, write `bench/results.json`.
+"""`python -m bench [NAME ...]`: run the benchmarks (all, or those named), print a table, and
+write their results to `bench/results.json`, keeping the results of benchmarks not run.
 
 Each benchmark is a callable returning `{"name", "parameters", "figures", "baseline"}`:
 `figures` are ours, `baseline` the same measurements of what we compare against. Numeric
@@ -7,6 +8,7 @@ figures with a numeric baseline of the same key get a ratio column.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -70,14 +72,26 @@ def main(argv: list[str]) -> int:
         if wanted and name not in wanted:
             continue
         start = time.perf_counter()
-        result = bench()
+        result = {**bench(), "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         print(f"{name}: {time.perf_counter() - start:.1f} s, parameters {json.dumps(result['parameters'])}")
         results.append(result)
     print()
     print(table(results))
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    RESULTS.write_text(json.dumps(merged(results), indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {RESULTS}")
     return 0
+
+
+def merged(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`results` in place of the same benchmarks in the results file, the others kept: running
+    one benchmark again does not throw the rest away (each result says when it was measured)."""
+    try:
+        earlier = {r["name"]: r for r in json.loads(RESULTS.read_text(encoding="utf-8"))}
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = {}
+    earlier.update({r["name"]: r for r in results})
+    order = {name: n for n, (name, _) in enumerate(BENCHMARKS)}
+    return sorted(earlier.values(), key=lambda r: order.get(r["name"], len(order)))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import logging
 import random
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ALARM_INBOX = topics.inbox("alarmcentrale")
 MAIN_INBOXES = tuple(t for t in topics.INBOXES if t != ALARM_INBOX)
+OUTPUTS = (topics.EVENTS, *topics.OUTBOXES, topics.VERSTREKKINGEN, topics.DLQ)
 #: How long the broker may hold a fetch that has no data yet. An alarm arriving during the wait
 #: can wait for all of it (the embedded broker holds the whole wait), so keep it short.
 FETCH_MAX_WAIT_MS = 10
@@ -91,9 +92,14 @@ class Writer:
         self.producer = producer
         self._partitions: dict[str, list[int]] = {}
 
-    async def write(self, records: Sequence[OutRecord]) -> None:
-        for topic in {r.topic for r in records} - self._partitions.keys():
+    async def prepare(self, names: Iterable[str]) -> None:
+        """Look up the partitions of `names` now, so that no write waits for it (the first alarm
+        released to a partner would otherwise wait for a metadata round trip)."""
+        for topic in set(names) - self._partitions.keys():
             self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+
+    async def write(self, records: Sequence[OutRecord]) -> None:
+        await self.prepare({r.topic for r in records})
         # The Java client's partitioner; an event's outputs share its key, so hash each key once.
         hashes: dict[bytes, int] = {}
         by_tp: dict[tuple[str, int], list[OutRecord]] = {}
@@ -160,6 +166,7 @@ async def run_lane(
         await consumer.start()
         try:
             writer = Writer(producer)
+            await writer.prepare(OUTPUTS)
             while not stop.is_set():
                 got = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=lane.max_records)
                 if got:
