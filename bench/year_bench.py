@@ -163,7 +163,7 @@ def record(events: int, seed: int, directory: Path) -> dict[str, Any]:
     from connectors.generator import generate
     from connectors.partners import Action, Delivered, agents
     from schemas import Envelope
-    from schemas.envelope import fields_of, header, source_for
+    from schemas.envelope import source_for
     from streams import topics
     from streams.router import InRecord
     from streams.timers import from_ms
@@ -180,14 +180,7 @@ def record(events: int, seed: int, directory: Path) -> dict[str, Any]:
 
         def deliver(records: list[Any], now: dt.datetime) -> None:
             for rec in records:
-                _, datum = core.codec.decode(rec.value, resolve=True, fields_hint=fields_of(rec.headers))
-                delivered = Delivered(
-                    ce_type=header(rec.headers, "ce_type") or "",
-                    ce_id=header(rec.headers, "ce_id") or "",
-                    record=datum,
-                    grondslag=header(rec.headers, "ketenbus_grondslag") or "",
-                    doel=header(rec.headers, "ketenbus_doel") or "",
-                )
+                delivered = Delivered.decode(rec.value, rec.headers)
                 partner = rec.topic.removeprefix("keten.out.")
                 for a in partners[partner].react(delivered, now):
                     heapq.heappush(queue, (a.at, a.ce_id, a))

@@ -221,14 +221,7 @@ class Chain:
     def deliver(self, now: dt.datetime) -> None:
         for partner, reader in self.outboxes.items():
             for m in reader.drain():
-                _, record = default_codec().decode(m.value, resolve=True, fields_hint=fields_of(m.headers))
-                delivered = Delivered(
-                    ce_type=header(m.headers, "ce_type") or "",
-                    ce_id=header(m.headers, "ce_id") or "",
-                    record=record,
-                    grondslag=header(m.headers, "ketenbus_grondslag") or "",
-                    doel=header(m.headers, "ketenbus_doel") or "",
-                )
+                delivered = Delivered.decode(m.value, m.headers)
                 self.deliveries += 1
                 self.summary.consumed[partner] += 1
                 self.schedule(self.agents[partner].react(delivered, now))

@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from schemas import default_codec
+from schemas.envelope import fields_of, header
 from schemas.models import model_for, to_avro
 from schemas.registry import PARTNERS, family, partner_symbol, resolve_type
 from streams.deadlines import AMSTERDAM
@@ -112,6 +114,18 @@ class Delivered:
     record: dict[str, Any]
     grondslag: str
     doel: str
+
+    @classmethod
+    def decode(cls, value: bytes, headers: Sequence[tuple[str, bytes | None]]) -> Delivered:
+        """An outbox record as its partner reads it."""
+        _, record = default_codec().decode(value, resolve=True, fields_hint=fields_of(headers))
+        return cls(
+            ce_type=header(headers, "ce_type") or "",
+            ce_id=header(headers, "ce_id") or "",
+            record=record,
+            grondslag=header(headers, "ketenbus_grondslag") or "",
+            doel=header(headers, "ketenbus_doel") or "",
+        )
 
 
 class PartnerAgent(Protocol):
