@@ -78,11 +78,6 @@ def lanes(settings: Settings) -> tuple[Lane, Lane]:
     )
 
 
-def consumer_groups(app_id: str) -> list[str]:
-    """The consumer groups of the router role."""
-    return [f"{app_id}-router", f"{app_id}-router-alarm"]
-
-
 class Writer:
     """Writes a batch of records as one record batch per topic partition and waits for the
     broker's acknowledgement of every one. A topic's partitions are looked up once: adding
