@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # faust-streaming hard-codes fetch_max_wait_ms=1500 for its worker consumer. A broker that holds
 # a fetch for the whole wait when data arrives during it (Tansu does) then adds up to 1.5 s to
-# every hop: an alarm would wait behind it. 20 ms keeps a quiet bus cheap and a busy one fast.
+# every hop: an escalation would wait behind it. 20 ms keeps a quiet bus cheap and a busy one fast.
 FETCH_MAX_WAIT_MS = 20
 # Bounded polls: one poll must be processed well within the max poll interval, or the consumer
 # is thrown out of its group mid-backlog and (faust-streaming #523, aiokafka #727) stalls.

@@ -2,8 +2,8 @@
 
 For a valid event: the canonical copy on `keten.events`, one projected record per recipient the
 policy allows on `keten.out.<recipient>` (only the released fields are in the bytes), and one
-`Verstrekking` per delivery. For anything else: one `DeadLetter` with a reason code. The Faust
-shell in `streams.app` feeds batches through `Router.route_batch` and produces what it returns.
+`Verstrekking` per delivery. For anything else: one `DeadLetter` with a reason code. The worker
+in `streams.router_worker` feeds batches through `Router.route_batch` and writes what it returns.
 """
 
 from __future__ import annotations
